@@ -647,12 +647,35 @@ impl Stack {
         requested: AddressType,
         opts: &SetscOptions,
     ) -> Result<LeaseInfo> {
+        // A move can take a fresh grant back before its waiter wakes; then the waiter asks
+        // again rather than return an address that is already gone.
+        const ATTEMPTS: usize = 3;
+        for attempt in 0..ATTEMPTS {
+            if let Some(info) = self.attempt(key, family, requested, opts, attempt == 0)? {
+                return Ok(info);
+            }
+        }
+        Err(Error::NetworkRefused(format!(
+            "the network took back {ATTEMPTS} {requested} addresses in a row as they were granted"
+        )))
+    }
+
+    /// One pass through the state machine; `None` when the address was lost before the
+    /// caller could see it.
+    fn attempt(
+        &self,
+        key: SocketKey,
+        family: Family,
+        requested: AddressType,
+        opts: &SetscOptions,
+        first: bool,
+    ) -> Result<Option<LeaseInfo>> {
         let inner = &*self.inner;
         let now = inner.clock.now();
         let mut released = Vec::new();
         let next = {
             let mut st = inner.state.lock().unwrap();
-            st.stats.setsc_calls += 1;
+            st.stats.setsc_calls += u64::from(first);
             // A socket has one lease: setsc() again replaces it; an entry for a closed socket
             // whose fd number came back is stale and ends too.
             if let Some(&old) = st.sockets.get(&key.fd) {
@@ -662,7 +685,7 @@ impl Stack {
         };
         self.release_entries(released);
         match next? {
-            Next::Done(info) => Ok(info),
+            Next::Done(info) => Ok(Some(info)),
             Next::Start(flight, id, flight_id, req) => {
                 let stack = self.clone();
                 let spawned = std::thread::Builder::new()
@@ -768,7 +791,7 @@ impl Stack {
         flight: Arc<Flight>,
         id: LeaseId,
         opts: &SetscOptions,
-    ) -> Result<LeaseInfo> {
+    ) -> Result<Option<LeaseInfo>> {
         if opts.nonblocking {
             return Err(Error::InProgress);
         }
@@ -779,16 +802,18 @@ impl Stack {
             None => Err(Error::BadSocket(
                 "the socket was closed or released during the request".into(),
             )),
-            Some(Status::Held { .. }) => Ok(st.info(id, now).expect("held lease")),
+            Some(Status::Held { .. }) => Ok(st.info(id, now)),
             Some(Status::Failed(e)) => {
                 let e = e.clone();
                 st.end_lease(id, now);
                 Err(e)
             }
-            Some(Status::Pending { .. } | Status::Lost { .. }) => {
-                unreachable!(
-                    "a finished flight leaves no pending waiter, and no lease is lost before its waiter sees it"
-                )
+            Some(Status::Lost { .. }) => {
+                st.end_lease(id, now);
+                Ok(None)
+            }
+            Some(Status::Pending { .. }) => {
+                unreachable!("a finished flight leaves no waiter pending")
             }
         }
     }
