@@ -58,49 +58,72 @@ pub fn is_open(key: SocketKey) -> bool {
     getsockopt::<u64>(key.fd, libc::SOL_SOCKET, libc::SO_COOKIE).is_ok_and(|c| c == key.cookie)
 }
 
-/// Binds `fd` to `addr:port`. IPv6 sockets get IPV6_FREEBIND first, so an address the host has
-/// not configured (the `none` host) still binds.
-pub fn bind(fd: RawFd, addr: IpAddr, port: u16) -> Result<()> {
-    let sa = SocketAddr::new(addr, port);
-    // SAFETY: we build a sockaddr of the right family and pass its exact length.
-    let rc = unsafe {
-        match sa {
-            SocketAddr::V4(v4) => {
-                let mut sin: libc::sockaddr_in = zeroed();
-                sin.sin_family = libc::AF_INET as libc::sa_family_t;
-                sin.sin_port = v4.port().to_be();
-                sin.sin_addr.s_addr = u32::from(*v4.ip()).to_be();
-                libc::bind(
-                    fd,
-                    (&raw const sin).cast(),
-                    size_of::<libc::sockaddr_in>() as u32,
-                )
-            }
-            SocketAddr::V6(v6) => {
-                let on: libc::c_int = 1;
-                libc::setsockopt(
-                    fd,
-                    libc::IPPROTO_IPV6,
-                    libc::IPV6_FREEBIND,
-                    (&raw const on).cast(),
-                    size_of::<libc::c_int>() as u32,
-                );
-                let mut sin6: libc::sockaddr_in6 = zeroed();
-                sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
-                sin6.sin6_port = v6.port().to_be();
-                sin6.sin6_addr.s6_addr = v6.ip().octets();
-                libc::bind(
-                    fd,
-                    (&raw const sin6).cast(),
-                    size_of::<libc::sockaddr_in6>() as u32,
-                )
-            }
+/// A `SocketAddr` as the kernel takes it.
+pub fn to_sockaddr(sa: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: sockaddr_storage is plain data, large and aligned enough for either family.
+    let mut storage: libc::sockaddr_storage = unsafe { zeroed() };
+    let len = match sa {
+        SocketAddr::V4(v4) => {
+            // SAFETY: as above; we write a sockaddr_in at the start of the storage.
+            let sin = unsafe { &mut *(&raw mut storage).cast::<libc::sockaddr_in>() };
+            sin.sin_family = libc::AF_INET as libc::sa_family_t;
+            sin.sin_port = v4.port().to_be();
+            sin.sin_addr.s_addr = u32::from(*v4.ip()).to_be();
+            size_of::<libc::sockaddr_in>()
+        }
+        SocketAddr::V6(v6) => {
+            // SAFETY: as above, for a sockaddr_in6.
+            let sin6 = unsafe { &mut *(&raw mut storage).cast::<libc::sockaddr_in6>() };
+            sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            sin6.sin6_port = v6.port().to_be();
+            sin6.sin6_addr.s6_addr = v6.ip().octets();
+            sin6.sin6_flowinfo = v6.flowinfo();
+            sin6.sin6_scope_id = v6.scope_id();
+            size_of::<libc::sockaddr_in6>()
         }
     };
+    (storage, len as libc::socklen_t)
+}
+
+fn check(rc: libc::c_int) -> Result<()> {
     if rc != 0 {
         return Err(Error::Io(io::Error::last_os_error()));
     }
     Ok(())
+}
+
+/// Binds `fd` to `addr:port`. IPv6 sockets get IPV6_FREEBIND first, so an address the host has
+/// not configured (the `none` host) still binds.
+pub fn bind(fd: RawFd, addr: IpAddr, port: u16) -> Result<()> {
+    if addr.is_ipv6() {
+        let on: libc::c_int = 1;
+        // SAFETY: a c_int option value of its exact size. A failure shows up as bind's error.
+        unsafe {
+            libc::setsockopt(
+                fd,
+                libc::IPPROTO_IPV6,
+                libc::IPV6_FREEBIND,
+                (&raw const on).cast(),
+                size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+    }
+    let (sa, len) = to_sockaddr(SocketAddr::new(addr, port));
+    // SAFETY: sa holds a sockaddr of `len` bytes.
+    check(unsafe { libc::bind(fd, (&raw const sa).cast(), len) })
+}
+
+/// connect(2) for a socket std cannot connect (one made by [`new_unbound`] and bound by setsc).
+pub fn connect(fd: RawFd, to: SocketAddr) -> Result<()> {
+    let (sa, len) = to_sockaddr(to);
+    // SAFETY: sa holds a sockaddr of `len` bytes.
+    check(unsafe { libc::connect(fd, (&raw const sa).cast(), len) })
+}
+
+/// listen(2), for the same reason.
+pub fn listen(fd: RawFd, backlog: i32) -> Result<()> {
+    // SAFETY: plain syscall on an fd.
+    check(unsafe { libc::listen(fd, backlog) })
 }
 
 /// The socket kinds [`new_unbound`] makes.
