@@ -417,8 +417,8 @@ pub fn run(as_json: bool) -> Fallible<()> {
     } else {
         println!("odm demo: RFC 8653 on the embedded sim network (loopback only, no privileges)\n");
         println!(
-            "{:<10} {:<21} {:<13} {:<13} {}",
-            "app", "type", "before move", "after move", "what happened"
+            "{:<10} {:<21} {:<13} {:<13} what happened",
+            "app", "type", "before move", "after move"
         );
         for r in &reports {
             println!(
