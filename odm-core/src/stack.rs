@@ -206,11 +206,44 @@ struct FlightEntry {
     waiters: Vec<LeaseId>,
 }
 
+/// Socket fd -> its lease. fds are small integers, so a vector indexed by fd is cheaper than a
+/// hash map on the pool-hit path.
+#[derive(Default)]
+struct FdTable {
+    slots: Vec<LeaseId>,
+}
+
+impl FdTable {
+    fn get(&self, fd: RawFd) -> Option<LeaseId> {
+        let id = *self.slots.get(usize::try_from(fd).ok()?)?;
+        (id != LeaseId::NONE).then_some(id)
+    }
+
+    fn insert(&mut self, fd: RawFd, id: LeaseId) {
+        let i = usize::try_from(fd).expect("inspected fds are not negative");
+        if i >= self.slots.len() {
+            self.slots
+                .resize((i + 1).next_power_of_two().max(64), LeaseId::NONE);
+        }
+        self.slots[i] = id;
+    }
+
+    fn remove(&mut self, fd: RawFd) {
+        if let Some(slot) = usize::try_from(fd).ok().and_then(|i| self.slots.get_mut(i)) {
+            *slot = LeaseId::NONE;
+        }
+    }
+
+    fn leases(&self) -> impl Iterator<Item = LeaseId> + '_ {
+        self.slots.iter().copied().filter(|&id| id != LeaseId::NONE)
+    }
+}
+
 struct State {
     pool: Pool,
     leases: Vec<LeaseSlot>,
     free_leases: Vec<u32>,
-    sockets: HashMap<RawFd, LeaseId>,
+    sockets: FdTable,
     flights: HashMap<u64, FlightEntry>,
     /// The open flight a non-FRESH miss of this type and family joins (single-flight).
     joinable: HashMap<(AddressType, Family), u64>,
@@ -286,9 +319,9 @@ impl State {
             .expect("checked above");
         self.free_leases.push(index);
         if let Some(key) = e.socket
-            && self.sockets.get(&key.fd) == Some(&id)
+            && self.sockets.get(key.fd) == Some(id)
         {
-            self.sockets.remove(&key.fd);
+            self.sockets.remove(key.fd);
         }
         match e.status {
             Status::Pending { .. } => {
@@ -533,7 +566,7 @@ impl StackBuilder {
                 pool: Pool::new(self.config.pools),
                 leases: Vec::with_capacity(1024),
                 free_leases: Vec::new(),
-                sockets: HashMap::with_capacity(1024),
+                sockets: FdTable::default(),
                 flights: HashMap::new(),
                 joinable: HashMap::new(),
                 next_flight: 1,
@@ -678,7 +711,7 @@ impl Stack {
             st.stats.setsc_calls += u64::from(first);
             // A socket has one lease: setsc() again replaces it; an entry for a closed socket
             // whose fd number came back is stale and ends too.
-            if let Some(&old) = st.sockets.get(&key.fd) {
+            if let Some(old) = st.sockets.get(key.fd) {
                 released.extend(st.end_lease(old, now));
             }
             self.decide(&mut st, key, family, requested, opts, now)
@@ -965,7 +998,7 @@ impl Stack {
         let now = self.inner.clock.now();
         let (released, result) = {
             let mut st = self.inner.state.lock().unwrap();
-            match st.sockets.get(&fd).copied() {
+            match st.sockets.get(fd) {
                 Some(id) if st.lease(id).is_some_and(|e| e.socket == Some(key)) => {
                     (st.end_lease(id, now), Ok(()))
                 }
@@ -981,7 +1014,7 @@ impl Stack {
     /// What the socket `fd` holds now, if anything.
     pub fn lease_of_fd(&self, fd: RawFd) -> Option<LeaseInfo> {
         let st = self.inner.state.lock().unwrap();
-        let id = *st.sockets.get(&fd)?;
+        let id = st.sockets.get(fd)?;
         st.info(id, self.inner.clock.now())
     }
 
@@ -1155,8 +1188,8 @@ impl Stack {
         let held: Vec<(LeaseId, SocketKey)> = {
             let st = inner.state.lock().unwrap();
             st.sockets
-                .values()
-                .filter_map(|&id| Some((id, st.lease(id)?.socket?)))
+                .leases()
+                .filter_map(|id| Some((id, st.lease(id)?.socket?)))
                 .collect()
         };
         let closed: Vec<LeaseId> = held
@@ -1252,6 +1285,37 @@ impl Stack {
         drop(st);
         inner.events.push_all(events);
         Ok(report)
+    }
+
+    /// For benchmarks only: `n` leases of `t` held by sockets that do not exist (fd numbers
+    /// past any fd limit), so the tables can be measured at sizes the process's fd limit does
+    /// not allow with real sockets. The next `tick` ends them all, as it would for closed sockets.
+    #[doc(hidden)]
+    pub fn bench_hold_phantom_leases(&self, t: AddressType, family: Family, n: u32) -> Result<()> {
+        let anchor = socket::new_unbound(family, socket::Kind::Datagram)?;
+        let info = self.setsc_fd(anchor.as_raw_fd(), t, &SetscOptions::default())?;
+        let now = self.inner.clock.now();
+        let mut st = self.inner.state.lock().unwrap();
+        let Some(Status::Held { addr, address }) = st.lease(info.id).map(|e| &e.status) else {
+            return Err(Error::InvalidArgument("no address to hold".into()));
+        };
+        let (addr, address) = (*addr, *address);
+        for i in 0..n {
+            let key = SocketKey {
+                fd: 1 << 24 | i as RawFd,
+                cookie: u64::MAX - u64::from(i),
+            };
+            st.pool.attach(addr);
+            st.new_lease(LeaseEntry {
+                address_type: t,
+                family,
+                socket: Some(key),
+                waiter: Waiter::Thread,
+                status: Status::Held { addr, address },
+            });
+        }
+        st.end_lease(info.id, now);
+        Ok(())
     }
 
     /// Network requests under way now.
