@@ -186,6 +186,19 @@ fn setsc_bind_vs_bind(c: &mut Criterion) {
             })
         })
     });
+    // The floor for any setsc() that checks its socket: the two getsockopt() calls odm makes
+    // (SO_DOMAIN for the family, SO_COOKIE for the socket's identity), then the bind.
+    g.bench_function("floor_domain_cookie_bind", |b| {
+        b.iter_custom(|iters| {
+            on_fresh_sockets(iters, |fd| {
+                black_box(odm_core::socket::inspect(fd.as_raw_fd()).unwrap());
+                assert_eq!(
+                    unsafe { libc::bind(fd.as_raw_fd(), (&raw const sa).cast(), len) },
+                    0
+                );
+            })
+        })
+    });
     g.finish();
 }
 

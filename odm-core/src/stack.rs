@@ -486,10 +486,6 @@ impl StackBuilder {
         }
     }
 
-    pub fn config_mut(&mut self) -> &mut Config {
-        &mut self.config
-    }
-
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Some(Arc::new(clock));
         self
@@ -533,8 +529,9 @@ impl StackBuilder {
         self
     }
 
-    /// Run the maintenance thread (renewals, expiry, linger, closed sockets) every `tick`.
-    /// On by default with the system clock, off with a manual one (tests call `Stack::tick`).
+    /// Run the maintenance thread, which calls [`Stack::tick`] four times a second (renewals,
+    /// expiry, linger, closed sockets). On by default with the system clock, off with a manual
+    /// one, where tests call `tick` themselves after moving the clock.
     pub fn maintenance(mut self, on: bool) -> Self {
         self.maintenance = Some(on);
         self

@@ -512,6 +512,29 @@ mod tests {
     }
 
     #[test]
+    fn an_injected_delay_holds_the_answer_back_by_delay_by() {
+        let faults = Faults {
+            delay: 1.0,
+            delay_by: Duration::from_secs(5),
+            ..Faults::default()
+        };
+        let (p, clock) = sim(SimConfig {
+            latency: Duration::ZERO,
+            faults,
+            ..SimConfig::default()
+        });
+        let p = Arc::new(p);
+        let r = req(AddressType::Fixed, Family::V4, &clock);
+        let p2 = p.clone();
+        let h = std::thread::spawn(move || p2.acquire(&r));
+        clock.advance(Duration::from_secs(4));
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(!h.is_finished(), "held back past 4 s");
+        clock.advance(Duration::from_secs(1));
+        assert!(h.join().unwrap().is_ok());
+    }
+
+    #[test]
     fn a_move_forgets_nonpersistent_and_keeps_anchored_grants() {
         let (p, clock) = sim(SimConfig {
             latency: Duration::ZERO,
