@@ -204,6 +204,9 @@ struct FlightEntry {
     address_type: AddressType,
     family: Family,
     waiters: Vec<LeaseId>,
+    /// The number of moves when the network was asked: a grant that a move may have taken
+    /// back on its way here is not handed out.
+    moves: u64,
 }
 
 /// Socket fd -> its lease. fds are small integers, so a vector indexed by fd is cheaper than a
@@ -620,6 +623,13 @@ fn host_address(e: &Entry) -> HostAddress {
     }
 }
 
+/// How a network answer ended: its waiters have their outcome and the flight is to be
+/// finished, or the grant came too late (a move overtook it) and must be asked for again.
+enum Completion {
+    Done(Arc<Flight>),
+    Stale(Grant, IpAddr),
+}
+
 /// What the locked part of a request decided.
 enum Next {
     Done(LeaseInfo),
@@ -720,9 +730,18 @@ impl Stack {
                 let stack = self.clone();
                 let spawned = std::thread::Builder::new()
                     .name("odm-request".into())
-                    .spawn(move || stack.run_flight(flight_id, req));
+                    .spawn(move || {
+                        let done = stack.run_flight(flight_id, req);
+                        // Let go of the stack before the waiters wake, so that a caller who drops
+                        // its last handle right after setsc() returns really drops the stack.
+                        drop(stack);
+                        done.finish();
+                    });
                 if let Err(e) = spawned {
-                    self.complete_flight(flight_id, Err(Error::Io(e)));
+                    match self.complete_flight(flight_id, Err(Error::Io(e))) {
+                        Completion::Done(done) => done.finish(),
+                        Completion::Stale(..) => unreachable!("an error is never stale"),
+                    }
                 }
                 self.await_flight(flight, id, opts)
             }
@@ -801,6 +820,7 @@ impl Stack {
                 address_type: t,
                 family,
                 waiters: vec![id],
+                moves: st.stats.moves,
             },
         );
         if !opts.fresh {
@@ -848,18 +868,36 @@ impl Stack {
         }
     }
 
-    /// A worker thread: one network request for every waiter of a flight.
-    fn run_flight(&self, flight_id: u64, req: GrantRequest) {
+    /// A worker thread: one network request for every waiter of a flight. Returns the flight
+    /// for the caller to finish (wake its waiters).
+    fn run_flight(&self, flight_id: u64, mut req: GrantRequest) -> Arc<Flight> {
         let inner = &*self.inner;
-        let result = inner.provider.acquire(&req).and_then(|grant| {
+        loop {
+            let result = inner.provider.acquire(&req).and_then(|grant| {
+                let now = inner.clock.now();
+                if now > req.deadline {
+                    inner.provider.release(&grant);
+                    return Err(Error::Timeout(now.saturating_since(req.deadline)));
+                }
+                self.configure(grant)
+            });
+            let (grant, address) = match self.complete_flight(flight_id, result) {
+                Completion::Done(flight) => return flight,
+                Completion::Stale(grant, address) => (grant, address),
+            };
+            // The host moved while the grant was on its way: it may belong to the old
+            // gateway. Give it back and ask again, within the same deadline.
             let now = inner.clock.now();
-            if now > req.deadline {
-                inner.provider.release(&grant);
-                return Err(Error::Timeout(now.saturating_since(req.deadline)));
-            }
-            self.configure(grant)
-        });
-        self.complete_flight(flight_id, result);
+            let ha = HostAddress {
+                address,
+                prefix_len: grant.prefix_len,
+                preferred_until: now,
+                valid_until: now,
+            };
+            inner.host.remove(&ha);
+            inner.provider.release(&grant);
+            req.issued = now;
+        }
     }
 
     /// Builds the address from a grant and configures it on the host.
@@ -880,8 +918,10 @@ impl Stack {
         Ok((grant, address))
     }
 
-    /// The network answered: every waiter gets the same outcome (DESIGN step 5).
-    fn complete_flight(&self, flight_id: u64, result: Result<(Grant, IpAddr)>) {
+    /// The network answered: every waiter gets the same outcome (DESIGN step 5). A grant of a
+    /// type that moves take back (nonpersistent, graceful-replacement) that arrives after a move
+    /// since the request began is returned instead, for the worker to ask again.
+    fn complete_flight(&self, flight_id: u64, result: Result<(Grant, IpAddr)>) -> Completion {
         let inner = &*self.inner;
         let now = inner.clock.now();
         let mut events = Vec::new();
@@ -889,6 +929,19 @@ impl Stack {
         let mut released = Vec::new();
         let flight = {
             let mut st = inner.state.lock().unwrap();
+            let moves = st.stats.moves;
+            let fe = st.flights.get_mut(&flight_id).expect("an open flight");
+            if let Ok((grant, _)) = &result
+                && fe.moves != moves
+                && matches!(
+                    grant.address_type,
+                    AddressType::Nonpersistent | AddressType::GracefulReplacement
+                )
+            {
+                fe.moves = moves;
+                let (grant, address) = result.expect("matched Ok above");
+                return Completion::Stale(grant, address);
+            }
             let fe = st
                 .flights
                 .remove(&flight_id)
@@ -959,7 +1012,7 @@ impl Stack {
         }
         self.release_entries(released);
         inner.events.push_all(events);
-        flight.finish();
+        Completion::Done(flight)
     }
 
     /// Gives addresses that left the pool back to the host and the network.

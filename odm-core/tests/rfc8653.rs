@@ -4,6 +4,7 @@ mod common;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::AsRawFd;
+use std::sync::Arc;
 use std::time::Duration;
 
 use AddressType::*;
@@ -775,4 +776,54 @@ fn a_stack_gives_every_grant_back_when_it_is_dropped() {
     assert_eq!(net.sim.stats().outstanding, 3);
     drop(stack);
     assert_eq!(net.sim.stats().outstanding, 0);
+}
+
+#[test]
+fn rfc8653_s3_2_a_nonpersistent_grant_overtaken_by_a_move_is_not_handed_out() {
+    let clock = odm_core::ManualClock::new(START);
+    let sim = Arc::new(odm_core::provider::sim::SimProvider::new(
+        instant_sim(),
+        Arc::new(clock.clone()),
+    ));
+    let (granted_tx, granted) = std::sync::mpsc::sync_channel(1);
+    let (go, go_rx) = std::sync::mpsc::channel();
+    let net = PausedOnce {
+        sim: sim.clone(),
+        granted: granted_tx,
+        go: std::sync::Mutex::new(Some(go_rx)),
+    };
+    let stack = odm_core::Stack::builder()
+        .clock(clock.clone())
+        .provider(net)
+        .build()
+        .unwrap();
+    let requester = {
+        let stack = stack.clone();
+        std::thread::spawn(move || {
+            let fd = udp(Family::V4);
+            stack
+                .setsc_fd(fd.as_raw_fd(), Nonpersistent, &SetscOptions::default())
+                .map(|i| (i.address, fd))
+        })
+    };
+    let first = granted.recv().unwrap();
+    assert_eq!(
+        first.prefix,
+        IpAddr::V4(Ipv4Addr::new(127, 3, 1, 1)),
+        "granted by gateway 1"
+    );
+    stack.host_moved().unwrap(); // the move overtakes the grant on its way to the stack
+    go.send(()).unwrap();
+    let (address, _fd) = requester.join().unwrap().unwrap();
+    assert_eq!(
+        address,
+        IpAddr::V4(Ipv4Addr::new(127, 3, 2, 1)),
+        "asked again, from gateway 2"
+    );
+    assert_eq!(sim.stats().requests, 2);
+    assert_eq!(sim.stats().outstanding, 1, "only the good grant is held");
+    assert!(
+        stack.events().is_empty(),
+        "no socket ever held the stale address"
+    );
 }

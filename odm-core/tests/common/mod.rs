@@ -107,3 +107,37 @@ impl Provider for Shared {
         self.sim.host_moved()
     }
 }
+
+/// A sim network whose next grant waits, once, between leaving the network and reaching the
+/// stack, until the test says go: to move the host at exactly that moment.
+pub struct PausedOnce {
+    pub sim: Arc<SimProvider>,
+    pub granted: std::sync::mpsc::SyncSender<Grant>,
+    pub go: std::sync::Mutex<Option<std::sync::mpsc::Receiver<()>>>,
+}
+
+impl Provider for PausedOnce {
+    fn name(&self) -> &'static str {
+        "paused-sim"
+    }
+    fn serves(&self, family: Family) -> bool {
+        self.sim.serves(family)
+    }
+    fn acquire(&self, req: &GrantRequest) -> Result<Grant> {
+        let grant = self.sim.acquire(req)?;
+        if let Some(go) = self.go.lock().unwrap().take() {
+            self.granted.send(grant.clone()).unwrap();
+            go.recv().unwrap();
+        }
+        Ok(grant)
+    }
+    fn renew(&self, grant: &Grant, deadline: Timestamp) -> Result<Lifetimes> {
+        self.sim.renew(grant, deadline)
+    }
+    fn release(&self, grant: &Grant) {
+        self.sim.release(grant)
+    }
+    fn host_moved(&self) -> Result<MoveInfo> {
+        self.sim.host_moved()
+    }
+}
