@@ -827,3 +827,40 @@ fn rfc8653_s3_2_a_nonpersistent_grant_overtaken_by_a_move_is_not_handed_out() {
         "no socket ever held the stale address"
     );
 }
+
+#[test]
+fn a_socket_closed_while_its_setsc_blocks_gets_ebadf_and_leaks_nothing() {
+    let (b, clock) = builder(SimConfig {
+        latency: Duration::from_secs(1),
+        ..SimConfig::default()
+    });
+    let stack = b
+        .pool(
+            SessionLasting,
+            PoolConfig {
+                release: ReleaseRule::OnLastClose,
+                ..PoolConfig::default_for(SessionLasting)
+            },
+        )
+        .build()
+        .unwrap();
+    let fd = udp(Family::V6);
+    let raw = fd.as_raw_fd();
+    let blocked = {
+        let stack = stack.clone();
+        std::thread::spawn(move || stack.setsc_fd(raw, SessionLasting, &SetscOptions::default()))
+    };
+    eventually("the request waits on the network", || {
+        stack.stats().misses == 1
+    });
+    drop(fd); // another thread of the application closes the socket
+    stack.tick();
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(blocked.join().unwrap().unwrap_err().errno(), libc::EBADF);
+    assert_eq!(stack.stats().leases, 0);
+    assert_eq!(
+        stack.sim().unwrap().stats().outstanding,
+        0,
+        "the grant nobody holds went back"
+    );
+}
