@@ -21,7 +21,7 @@
 //! [[policy.rule]]
 //! app = "*"
 //! allow = ["session-lasting", "nonpersistent"]
-//! max_leases = { nonpersistent = 100 }
+//! quotas = { nonpersistent = 100 }
 //! ```
 
 use std::ops::Range;
@@ -145,11 +145,28 @@ pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
     Duration::try_from_secs_f64(secs).map_err(|_| format!("{s:?} is out of range"))
 }
 
-fn duration(v: &Spanned<String>) -> std::result::Result<Duration, Invalid> {
-    parse_duration(v.get_ref()).map_err(|r| (v.span(), r))
+/// A duration in the file: "30s", "500ms", ... or a number of seconds.
+type DurationValue = toml::Value;
+/// An address type in the file: its name or its stable number.
+type TypeValue = toml::Value;
+
+fn duration(v: &Spanned<DurationValue>) -> std::result::Result<Duration, Invalid> {
+    match v.get_ref() {
+        toml::Value::String(t) => parse_duration(t),
+        toml::Value::Integer(n) => u64::try_from(*n)
+            .map(Duration::from_secs)
+            .map_err(|_| format!("{n} is not a duration in seconds (0 or more)")),
+        toml::Value::Float(n) => Duration::try_from_secs_f64(*n)
+            .map_err(|_| format!("{n} is not a duration in seconds (0 or more)")),
+        other => Err(format!(
+            "expected a duration like \"30s\" or a number of seconds, found {}",
+            other.type_str()
+        )),
+    }
+    .map_err(|r| (v.span(), r))
 }
 
-fn positive(v: &Spanned<String>) -> std::result::Result<Duration, Invalid> {
+fn positive(v: &Spanned<DurationValue>) -> std::result::Result<Duration, Invalid> {
     let d = duration(v)?;
     if d.is_zero() {
         return Err((v.span(), "must be longer than zero".into()));
@@ -157,10 +174,22 @@ fn positive(v: &Spanned<String>) -> std::result::Result<Duration, Invalid> {
     Ok(d)
 }
 
-fn type_name(v: &Spanned<String>) -> std::result::Result<AddressType, Invalid> {
-    v.get_ref()
-        .parse()
-        .map_err(|e: Error| (v.span(), e.to_string()))
+fn type_name(v: &Spanned<TypeValue>) -> std::result::Result<AddressType, Invalid> {
+    let parsed = match v.get_ref() {
+        toml::Value::String(name) => name.parse(),
+        toml::Value::Integer(n) => AddressType::try_from(*n),
+        other => {
+            let found = other.type_str();
+            return Err((
+                v.span(),
+                format!("expected an address type (a name or 0-4), found {found}"),
+            ));
+        }
+    };
+    parsed.map_err(|e| match e {
+        Error::InvalidArgument(reason) => (v.span(), reason),
+        other => (v.span(), other.to_string()),
+    })
 }
 
 #[derive(Deserialize)]
@@ -180,7 +209,7 @@ struct RawConfig {
 #[serde(deny_unknown_fields)]
 struct RawNetwork {
     provider: Option<Spanned<String>>,
-    request_timeout: Option<Spanned<String>>,
+    request_timeout: Option<Spanned<DurationValue>>,
     #[serde(default)]
     sim: RawSim,
     dhcpv6: Option<Spanned<toml::Table>>,
@@ -198,11 +227,13 @@ struct RawHost {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PerType<T> {
+    #[serde(alias = "1")]
     fixed: Option<T>,
-    #[serde(rename = "session-lasting")]
+    #[serde(rename = "session-lasting", alias = "2")]
     session_lasting: Option<T>,
+    #[serde(alias = "3")]
     nonpersistent: Option<T>,
-    #[serde(rename = "graceful-replacement")]
+    #[serde(rename = "graceful-replacement", alias = "4")]
     graceful_replacement: Option<T>,
 }
 
@@ -231,29 +262,31 @@ impl<T> PerType<T> {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawSim {
-    latency: Option<Spanned<String>>,
-    grace: Option<Spanned<String>>,
+    latency: Option<Spanned<DurationValue>>,
+    grace: Option<Spanned<DurationValue>>,
     on_demand: Option<bool>,
     seed: Option<u64>,
     /// The types the network offers (default: all four).
-    offer: Option<Vec<Spanned<String>>>,
+    offer: Option<Vec<Spanned<TypeValue>>>,
     #[serde(default)]
     faults: RawFaults,
+    #[serde(alias = "1")]
     fixed: Option<RawSimType>,
-    #[serde(rename = "session-lasting")]
+    #[serde(rename = "session-lasting", alias = "2")]
     session_lasting: Option<RawSimType>,
+    #[serde(alias = "3")]
     nonpersistent: Option<RawSimType>,
-    #[serde(rename = "graceful-replacement")]
+    #[serde(rename = "graceful-replacement", alias = "4")]
     graceful_replacement: Option<RawSimType>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawSimType {
-    preferred: Option<Spanned<String>>,
-    valid: Option<Spanned<String>>,
-    renew: Option<Spanned<String>>,
-    latency: Option<Spanned<String>>,
+    preferred: Option<Spanned<DurationValue>>,
+    valid: Option<Spanned<DurationValue>>,
+    renew: Option<Spanned<DurationValue>>,
+    latency: Option<Spanned<DurationValue>>,
     capacity: Option<Spanned<i64>>,
     refuse: Option<bool>,
 }
@@ -263,7 +296,7 @@ struct RawSimType {
 struct RawFaults {
     drop: Option<Spanned<f64>>,
     delay: Option<Spanned<f64>>,
-    delay_by: Option<Spanned<String>>,
+    delay_by: Option<Spanned<DurationValue>>,
     refuse: Option<Spanned<f64>>,
 }
 
@@ -272,15 +305,15 @@ struct RawFaults {
 struct RawPool {
     reuse: Option<bool>,
     release: Option<Spanned<String>>,
-    linger: Option<Spanned<String>>,
-    max_age: Option<Spanned<String>>,
+    linger: Option<Spanned<DurationValue>>,
+    max_age: Option<Spanned<DurationValue>>,
     boot: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawPolicy {
-    default_type: Option<Spanned<String>>,
+    default_type: Option<Spanned<TypeValue>>,
     app: Option<String>,
     #[serde(default)]
     rule: Vec<RawRule>,
@@ -290,9 +323,10 @@ struct RawPolicy {
 #[serde(deny_unknown_fields)]
 struct RawRule {
     app: String,
-    allow: Option<Vec<Spanned<String>>>,
+    allow: Option<Vec<Spanned<TypeValue>>>,
+    /// Per type: the most leases the application may hold at once.
     #[serde(default)]
-    max_leases: PerType<Spanned<i64>>,
+    quotas: PerType<Spanned<i64>>,
 }
 
 fn probability(v: &Option<Spanned<f64>>) -> std::result::Result<f64, Invalid> {
@@ -530,19 +564,19 @@ impl RawPolicy {
                         .collect::<std::result::Result<Vec<_>, _>>()?,
                 ),
             };
-            let mut max_leases = [None; 4];
-            for (i, m) in raw.max_leases_array().into_iter().enumerate() {
+            let mut quotas = [None; 4];
+            for (i, m) in raw.quotas_array().into_iter().enumerate() {
                 if let Some(m) = m {
-                    max_leases[i] = Some(
+                    quotas[i] = Some(
                         u32::try_from(*m.get_ref())
-                            .map_err(|_| (m.span(), "max_leases must be 0 or more".to_owned()))?,
+                            .map_err(|_| (m.span(), "a quota must be 0 or more".to_owned()))?,
                     );
                 }
             }
             rules.push(Rule {
                 app: raw.app.clone(),
                 allow,
-                max_leases,
+                quotas,
             });
         }
         Ok(Policy {
@@ -553,8 +587,8 @@ impl RawPolicy {
 }
 
 impl RawRule {
-    fn max_leases_array(&self) -> [Option<&Spanned<i64>>; 4] {
-        let m = &self.max_leases;
+    fn quotas_array(&self) -> [Option<&Spanned<i64>>; 4] {
+        let m = &self.quotas;
         [
             m.fixed.as_ref(),
             m.session_lasting.as_ref(),
@@ -619,7 +653,7 @@ app = "demo"
 [[policy.rule]]
 app = "*"
 allow = ["session-lasting", "nonpersistent"]
-max_leases = { nonpersistent = 100 }
+quotas = { nonpersistent = 100 }
 "#,
         )
         .unwrap();
@@ -640,7 +674,7 @@ max_leases = { nonpersistent = 100 }
         assert_eq!(c.pools[0].boot, 1);
         assert_eq!(c.pools[2].max_age, Some(Duration::from_secs(3600)));
         assert_eq!(c.policy.default_type, Some(AddressType::SessionLasting));
-        assert_eq!(c.policy.rules[0].max_leases[2], Some(100));
+        assert_eq!(c.policy.rules[0].quotas[2], Some(100));
         assert_eq!(c.app.as_deref(), Some("demo"));
     }
 
@@ -707,6 +741,31 @@ max_leases = { nonpersistent = 100 }
                 "{text:?}: {r:?} should mention {reason:?}"
             );
         }
+    }
+
+    #[test]
+    fn types_may_be_named_or_numbered_and_durations_may_be_seconds() {
+        let c = parse(
+            "[network]\nrequest_timeout = 5\n[pool.3]\nlinger = 1.5\n[policy]\ndefault_type = 2\n\
+             [[policy.rule]]\napp = \"*\"\nallow = [1, \"nonpersistent\"]\nquotas = { 1 = 3 }\n",
+        )
+        .unwrap();
+        assert_eq!(c.network.request_timeout, Duration::from_secs(5));
+        assert_eq!(
+            c.pools[2].release,
+            ReleaseRule::Linger(Duration::from_millis(1500))
+        );
+        assert_eq!(c.policy.default_type, Some(AddressType::SessionLasting));
+        assert_eq!(
+            c.policy.rules[0].allow,
+            Some(vec![AddressType::Fixed, AddressType::Nonpersistent])
+        );
+        assert_eq!(c.policy.rules[0].quotas[0], Some(3));
+        let (line, reason) = refused("[policy]\n\ndefault_type = 9\n");
+        assert_eq!((line, reason.as_str()), (3, "address type 9 is not 0-4"));
+        let (line, reason) = refused("[network]\nrequest_timeout = true\n");
+        assert_eq!(line, 2);
+        assert!(reason.contains("found boolean"), "{reason}");
     }
 
     #[test]

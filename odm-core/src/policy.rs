@@ -11,7 +11,7 @@ pub struct Rule {
     /// Allowed types; `None` allows all four.
     pub allow: Option<Vec<AddressType>>,
     /// Per type (index = value - 1): the most leases the application may hold at once.
-    pub max_leases: [Option<u32>; 4],
+    pub quotas: [Option<u32>; 4],
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -46,7 +46,7 @@ impl Policy {
                 "policy does not allow {app:?} {t} addresses"
             )));
         }
-        if let Some(max) = t.slot().and_then(|i| rule.max_leases[i])
+        if let Some(max) = t.slot().and_then(|i| rule.quotas[i])
             && live >= max
         {
             return Err(Error::QuotaExceeded(format!(
@@ -74,7 +74,7 @@ mod tests {
                 Rule {
                     app: "*".into(),
                     allow: None,
-                    max_leases: [Some(2), None, None, None],
+                    quotas: [Some(2), None, None, None],
                 },
             ],
         }

@@ -161,7 +161,7 @@ fn rfc8653_s3_4_quota_refuses_the_lease_past_the_limit_with_edquot() {
     let rule = Rule {
         app: "*".into(),
         allow: None,
-        max_leases: [Some(2), None, None, None],
+        quotas: [Some(2), None, None, None],
     };
     let stack = b
         .policy(Policy {
