@@ -65,7 +65,7 @@ impl<'a> Flags<'a> {
             } else if known.contains(&a) {
                 i += 1;
             } else {
-                return Err(format!("unexpected argument {a:?}\n{USAGE}"));
+                return Err(format!("unexpected argument {a:?} (see odm --help)"));
             }
         }
         Ok(())
@@ -74,7 +74,7 @@ impl<'a> Flags<'a> {
 
 fn run(args: &[String]) -> Result<(), String> {
     let Some(command) = args.first() else {
-        return Err(format!("no command\n{USAGE}"));
+        return Err("no command (see odm --help)".into());
     };
     match command.as_str() {
         "demo" => {
@@ -84,7 +84,7 @@ fn run(args: &[String]) -> Result<(), String> {
         }
         "request" => {
             let Some(t) = args.get(1) else {
-                return Err(format!("request needs a TYPE\n{USAGE}"));
+                return Err("request needs a TYPE (see odm --help)".into());
             };
             let t: AddressType = t.parse().map_err(|e: odm_core::Error| e.to_string())?;
             let flags = Flags { args: &args[2..] };
@@ -113,7 +113,7 @@ fn run(args: &[String]) -> Result<(), String> {
             println!("{USAGE}");
             Ok(())
         }
-        other => Err(format!("unknown command {other:?}\n{USAGE}")),
+        other => Err(format!("unknown command {other:?} (see odm --help)")),
     }
 }
 
@@ -157,7 +157,11 @@ fn request(
         println!("{out:#}");
     } else {
         for (i, net) in &rows {
-            let source = if *net { "network request" } else { "pool hit" };
+            let source = match (i.address_type, net) {
+                (AddressType::Unspecified, _) => "legacy: no request, the kernel picks",
+                (_, true) => "network request",
+                (_, false) => "pool hit",
+            };
             println!("{:<22} {:<40} {source}", i.address_type.name(), i.address);
         }
         println!(
