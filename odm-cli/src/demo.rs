@@ -4,7 +4,7 @@
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use odm_core::provider::sim::SimConfig;
@@ -237,7 +237,7 @@ fn wait_for_events(stack: &Stack, want: usize) -> Fallible<Vec<Event>> {
             return Err(format!("expected {want} events, got {}", events.len()));
         }
         let mut pfd = libc::pollfd {
-            fd: stack.events().as_fd_raw(),
+            fd: stack.events().as_fd().as_raw_fd(),
             events: libc::POLLIN,
             revents: 0,
         };
@@ -246,17 +246,6 @@ fn wait_for_events(stack: &Stack, want: usize) -> Fallible<Vec<Event>> {
         events.extend(stack.events());
     }
     Ok(events)
-}
-
-trait RawEventFd {
-    fn as_fd_raw(&self) -> i32;
-}
-
-impl RawEventFd for odm_core::EventQueue {
-    fn as_fd_raw(&self) -> i32 {
-        use std::os::fd::AsFd;
-        self.as_fd().as_raw_fd()
-    }
 }
 
 fn event_json(ev: &Event, stack: &Stack) -> Value {

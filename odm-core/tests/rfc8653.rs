@@ -4,7 +4,6 @@ mod common;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::AsRawFd;
-use std::sync::Arc;
 use std::time::Duration;
 
 use AddressType::*;
@@ -516,7 +515,7 @@ fn rfc8653_s3_2_held_fixed_and_session_lasting_addresses_never_expire_under_thei
 #[test]
 fn a_held_address_the_network_stops_renewing_is_deprecated_then_lost() {
     let clock = odm_core::ManualClock::new(START);
-    let net = Shared::new(instant_sim(), &clock);
+    let net = TestNet::new(instant_sim(), &clock);
     let stack = odm_core::Stack::builder()
         .clock(clock.clone())
         .provider(net.clone())
@@ -761,7 +760,7 @@ fn a_nonblocking_setsc_completes_as_an_event_with_the_socket_bound() {
 #[test]
 fn a_stack_gives_every_grant_back_when_it_is_dropped() {
     let clock = odm_core::ManualClock::new(START);
-    let net = Shared::new(instant_sim(), &clock);
+    let net = TestNet::new(instant_sim(), &clock);
     let stack = odm_core::Stack::builder()
         .clock(clock.clone())
         .provider(net.clone())
@@ -781,20 +780,11 @@ fn a_stack_gives_every_grant_back_when_it_is_dropped() {
 #[test]
 fn rfc8653_s3_2_a_nonpersistent_grant_overtaken_by_a_move_is_not_handed_out() {
     let clock = odm_core::ManualClock::new(START);
-    let sim = Arc::new(odm_core::provider::sim::SimProvider::new(
-        instant_sim(),
-        Arc::new(clock.clone()),
-    ));
-    let (granted_tx, granted) = std::sync::mpsc::sync_channel(1);
-    let (go, go_rx) = std::sync::mpsc::channel();
-    let net = PausedOnce {
-        sim: sim.clone(),
-        granted: granted_tx,
-        go: std::sync::Mutex::new(Some(go_rx)),
-    };
+    let net = TestNet::new(instant_sim(), &clock);
+    let (granted, go) = net.pause_next_grant();
     let stack = odm_core::Stack::builder()
         .clock(clock.clone())
-        .provider(net)
+        .provider(net.clone())
         .build()
         .unwrap();
     let requester = {
@@ -820,8 +810,12 @@ fn rfc8653_s3_2_a_nonpersistent_grant_overtaken_by_a_move_is_not_handed_out() {
         IpAddr::V4(Ipv4Addr::new(127, 3, 2, 1)),
         "asked again, from gateway 2"
     );
-    assert_eq!(sim.stats().requests, 2);
-    assert_eq!(sim.stats().outstanding, 1, "only the good grant is held");
+    assert_eq!(net.sim.stats().requests, 2);
+    assert_eq!(
+        net.sim.stats().outstanding,
+        1,
+        "only the good grant is held"
+    );
     assert!(
         stack.events().is_empty(),
         "no socket ever held the stale address"

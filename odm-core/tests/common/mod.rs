@@ -55,42 +55,65 @@ pub fn eventually(what: &str, cond: impl Fn() -> bool) {
     panic!("timed out waiting until {what}");
 }
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
+use std::sync::{Arc, Mutex};
 
 use odm_core::Result;
 use odm_core::clock::Timestamp;
 use odm_core::provider::sim::SimProvider;
 use odm_core::provider::{Grant, GrantRequest, Lifetimes, MoveInfo, Provider};
 
-/// The sim network, shared with the test, which can make it stop renewing grants.
+/// Where a paused grant is shown to the test, and where the test says go.
+type Pause = (SyncSender<Grant>, Receiver<()>);
+
+/// The sim network, shared with the test, which can make it misbehave: stop renewing grants,
+/// or hold its next grant back on its way to the stack until the test says go (to move the host
+/// at exactly that moment).
 #[derive(Clone)]
-pub struct Shared {
+pub struct TestNet {
     pub sim: Arc<SimProvider>,
-    pub refuse_renewals: Arc<AtomicBool>,
+    refuse_renewals: Arc<AtomicBool>,
+    pause: Arc<Mutex<Option<Pause>>>,
 }
 
-impl Shared {
-    pub fn new(config: SimConfig, clock: &ManualClock) -> Shared {
-        Shared {
+impl TestNet {
+    pub fn new(config: SimConfig, clock: &ManualClock) -> TestNet {
+        TestNet {
             sim: Arc::new(SimProvider::new(config, Arc::new(clock.clone()))),
             refuse_renewals: Arc::default(),
+            pause: Arc::default(),
         }
     }
+
     pub fn stop_renewing(&self) {
         self.refuse_renewals.store(true, Ordering::SeqCst);
     }
+
+    /// The next grant is sent to the returned receiver and then waits for a message on the
+    /// returned sender before it reaches the stack.
+    pub fn pause_next_grant(&self) -> (Receiver<Grant>, Sender<()>) {
+        let (granted_tx, granted) = sync_channel(1);
+        let (go, go_rx) = channel();
+        *self.pause.lock().unwrap() = Some((granted_tx, go_rx));
+        (granted, go)
+    }
 }
 
-impl Provider for Shared {
+impl Provider for TestNet {
     fn name(&self) -> &'static str {
-        "shared-sim"
+        "test-sim"
     }
     fn serves(&self, family: Family) -> bool {
         self.sim.serves(family)
     }
     fn acquire(&self, req: &GrantRequest) -> Result<Grant> {
-        self.sim.acquire(req)
+        let grant = self.sim.acquire(req)?;
+        if let Some((granted, go)) = self.pause.lock().unwrap().take() {
+            granted.send(grant.clone()).unwrap();
+            go.recv().unwrap();
+        }
+        Ok(grant)
     }
     fn renew(&self, grant: &Grant, deadline: Timestamp) -> Result<Lifetimes> {
         if self.refuse_renewals.load(Ordering::SeqCst) {
@@ -98,40 +121,6 @@ impl Provider for Shared {
                 "renewals refused by the test".into(),
             ));
         }
-        self.sim.renew(grant, deadline)
-    }
-    fn release(&self, grant: &Grant) {
-        self.sim.release(grant)
-    }
-    fn host_moved(&self) -> Result<MoveInfo> {
-        self.sim.host_moved()
-    }
-}
-
-/// A sim network whose next grant waits, once, between leaving the network and reaching the
-/// stack, until the test says go: to move the host at exactly that moment.
-pub struct PausedOnce {
-    pub sim: Arc<SimProvider>,
-    pub granted: std::sync::mpsc::SyncSender<Grant>,
-    pub go: std::sync::Mutex<Option<std::sync::mpsc::Receiver<()>>>,
-}
-
-impl Provider for PausedOnce {
-    fn name(&self) -> &'static str {
-        "paused-sim"
-    }
-    fn serves(&self, family: Family) -> bool {
-        self.sim.serves(family)
-    }
-    fn acquire(&self, req: &GrantRequest) -> Result<Grant> {
-        let grant = self.sim.acquire(req)?;
-        if let Some(go) = self.go.lock().unwrap().take() {
-            self.granted.send(grant.clone()).unwrap();
-            go.recv().unwrap();
-        }
-        Ok(grant)
-    }
-    fn renew(&self, grant: &Grant, deadline: Timestamp) -> Result<Lifetimes> {
         self.sim.renew(grant, deadline)
     }
     fn release(&self, grant: &Grant) {
