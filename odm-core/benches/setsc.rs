@@ -134,16 +134,18 @@ fn pool_hit(c: &mut Criterion) {
     g.finish();
 }
 
-/// Times `op` on fresh, unbound UDP sockets: each chunk of sockets is made before the clock
-/// starts and closed after it stops, and the kernel is given a moment to free them, so socket
-/// creation and teardown never land in the timed part of either contender.
-fn on_fresh_sockets(iters: u64, mut op: impl FnMut(&OwnedFd)) -> Duration {
+/// Times `op` on fresh, unbound sockets of `kind`: each chunk of sockets is made before the
+/// clock starts and closed after it stops, and the kernel is given a moment to free them, so
+/// socket creation and teardown never land in the timed part of either contender.
+fn on_fresh_sockets(kind: Kind, iters: u64, mut op: impl FnMut(&OwnedFd)) -> Duration {
     const CHUNK: u64 = 500;
     let mut total = Duration::ZERO;
     let mut left = iters;
     while left > 0 {
         let n = left.min(CHUNK);
-        let fds: Vec<OwnedFd> = (0..n).map(|_| udp()).collect();
+        let fds: Vec<OwnedFd> = (0..n)
+            .map(|_| new_unbound(Family::V4, kind).unwrap())
+            .collect();
         let start = Instant::now();
         for fd in &fds {
             op(fd);
@@ -156,9 +158,11 @@ fn on_fresh_sockets(iters: u64, mut op: impl FnMut(&OwnedFd)) -> Duration {
     total
 }
 
-/// setsc() with bind against a plain bind() of the same kind of socket, to the same address.
+/// setsc() with bind against a plain bind() of the same kind of socket (UDP and TCP), to the
+/// same address, port 0; and the floor for any setsc() that checks its socket: the two
+/// getsockopt() calls odm makes (SO_DOMAIN for the family, SO_COOKIE for the socket's
+/// identity), then the bind.
 fn setsc_bind_vs_bind(c: &mut Criterion) {
-    let mut g = c.benchmark_group("bind");
     let stack = quiet_stack();
     let holders = hold(&stack, AddressType::Nonpersistent, 1);
     let address = stack.lease_of_fd(holders[0].as_raw_fd()).unwrap().address;
@@ -166,40 +170,37 @@ fn setsc_bind_vs_bind(c: &mut Criterion) {
         bind: Some(0),
         ..SetscOptions::default()
     };
-    g.bench_function("setsc_with_bind", |b| {
-        b.iter_custom(|iters| {
-            on_fresh_sockets(iters, |fd| {
-                stack
-                    .setsc_fd(fd.as_raw_fd(), AddressType::Nonpersistent, &bind)
-                    .unwrap();
-            })
-        })
-    });
     let (sa, len) = to_sockaddr(SocketAddr::new(address, 0));
-    g.bench_function("plain_bind", |b| {
-        b.iter_custom(|iters| {
-            on_fresh_sockets(iters, |fd| {
-                assert_eq!(
-                    unsafe { libc::bind(fd.as_raw_fd(), (&raw const sa).cast(), len) },
-                    0
-                );
+    let plain_bind = |fd: &OwnedFd| {
+        assert_eq!(
+            unsafe { libc::bind(fd.as_raw_fd(), (&raw const sa).cast(), len) },
+            0
+        );
+    };
+    for (kind, name) in [(Kind::Datagram, "udp"), (Kind::Stream, "tcp")] {
+        let mut g = c.benchmark_group(format!("bind_{name}"));
+        g.bench_function("setsc_with_bind", |b| {
+            b.iter_custom(|iters| {
+                on_fresh_sockets(kind, iters, |fd| {
+                    stack
+                        .setsc_fd(fd.as_raw_fd(), AddressType::Nonpersistent, &bind)
+                        .unwrap();
+                })
             })
-        })
-    });
-    // The floor for any setsc() that checks its socket: the two getsockopt() calls odm makes
-    // (SO_DOMAIN for the family, SO_COOKIE for the socket's identity), then the bind.
-    g.bench_function("floor_domain_cookie_bind", |b| {
-        b.iter_custom(|iters| {
-            on_fresh_sockets(iters, |fd| {
-                black_box(odm_core::socket::inspect(fd.as_raw_fd()).unwrap());
-                assert_eq!(
-                    unsafe { libc::bind(fd.as_raw_fd(), (&raw const sa).cast(), len) },
-                    0
-                );
+        });
+        g.bench_function("plain_bind", |b| {
+            b.iter_custom(|iters| on_fresh_sockets(kind, iters, plain_bind))
+        });
+        g.bench_function("floor_domain_cookie_bind", |b| {
+            b.iter_custom(|iters| {
+                on_fresh_sockets(kind, iters, |fd| {
+                    black_box(odm_core::socket::inspect(fd.as_raw_fd()).unwrap());
+                    plain_bind(fd);
+                })
             })
-        })
-    });
-    g.finish();
+        });
+        g.finish();
+    }
 }
 
 /// 1,000 requests of one type at once against a network with 5 ms latency (real clock): the
