@@ -1337,6 +1337,72 @@ impl Stack {
         Ok(report)
     }
 
+    /// Checks the bookkeeping under one lock: every address's lease count matches the leases
+    /// that hold it, quota counts match the live leases, the fd table points at live leases of
+    /// those fds, and every pending lease waits on an open flight. For tests.
+    #[doc(hidden)]
+    pub fn check_invariants(&self) -> std::result::Result<(), String> {
+        let st = self.inner.state.lock().unwrap();
+        let mut held: HashMap<AddrId, u32> = HashMap::new();
+        let mut live = [0u32; 4];
+        for slot in &st.leases {
+            let Some(e) = &slot.entry else { continue };
+            match &e.status {
+                Status::Held { addr, address } => {
+                    let p = st
+                        .pool
+                        .get(*addr)
+                        .ok_or("a lease holds an address not in the pool")?;
+                    if p.address != *address || p.grant.address_type != e.address_type {
+                        return Err(format!(
+                            "lease on {address} ({}) but the pool has {} ({})",
+                            e.address_type, p.address, p.grant.address_type
+                        ));
+                    }
+                    *held.entry(*addr).or_default() += 1;
+                    live[live_slot(e.address_type)] += 1;
+                }
+                Status::Pending { flight } => {
+                    if !st.flights.contains_key(flight) {
+                        return Err(format!(
+                            "a lease waits on flight {flight}, which is not open"
+                        ));
+                    }
+                    live[live_slot(e.address_type)] += 1;
+                }
+                Status::Lost { .. } | Status::Failed(_) => {}
+            }
+        }
+        for (id, e) in st.pool.iter() {
+            let n = held.get(&id).copied().unwrap_or(0);
+            if e.leases != n {
+                return Err(format!(
+                    "{} counts {} leases, {n} hold it",
+                    e.address, e.leases
+                ));
+            }
+        }
+        if live != st.live {
+            return Err(format!("quota counts {:?}, live leases {live:?}", st.live));
+        }
+        for id in st.sockets.leases() {
+            let e = st.lease(id).ok_or("the fd table names an ended lease")?;
+            let fd = e
+                .socket
+                .ok_or("the fd table names a lease without a socket")?
+                .fd;
+            if st.sockets.get(fd) != Some(id) {
+                return Err(format!("fd {fd}'s lease is filed under another fd"));
+            }
+        }
+        for flight in st.joinable.values() {
+            if !st.flights.contains_key(flight) {
+                return Err(format!("flight {flight} is joinable but not open"));
+            }
+        }
+        Ok(())
+    }
+
     /// For benchmarks only: `n` leases of `t` held by sockets that do not exist (fd numbers
     /// past any fd limit), so the tables can be measured at sizes the process's fd limit does
     /// not allow with real sockets. The next `tick` ends them all, as it would for closed sockets.

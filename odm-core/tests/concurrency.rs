@@ -82,6 +82,9 @@ fn eight_threads_of_ten_thousand_random_operations_keep_the_invariants() {
                             stack.host_moved().unwrap();
                         }
                         _ => {
+                            if next(&mut rng) % 16 == 0 {
+                                stack.check_invariants().unwrap();
+                            }
                             for (fd, t) in &held {
                                 if let Some(info) = stack.lease_of_fd(fd.as_raw_fd()) {
                                     assert_eq!(info.address_type, *t);
@@ -103,6 +106,7 @@ fn eight_threads_of_ten_thousand_random_operations_keep_the_invariants() {
         "{still_held} sockets were closed without a release; none leaked"
     );
     assert!(stack.addresses().iter().all(|a| a.leases == 0));
+    stack.check_invariants().unwrap();
     assert!(s.setsc_calls > 30_000);
 }
 

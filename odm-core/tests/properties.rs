@@ -95,6 +95,9 @@ fn check(stack: &Stack, sockets: &[Option<(OwnedFd, AddressType)>]) -> Result<()
             );
         }
     }
+    if let Err(broken) = stack.check_invariants() {
+        return Err(TestCaseError::fail(broken));
+    }
     let stats = stack.stats();
     prop_assert_eq!(stats.leases, live, "lease count equals the live leases");
     let held: u64 = addresses.iter().map(|a| u64::from(a.leases)).sum();
