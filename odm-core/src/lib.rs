@@ -63,3 +63,8 @@ pub fn init_default(path: Option<&std::path::Path>) -> Result<&'static Stack> {
     // Two threads may race here; one stack wins and the other is dropped (releasing its grants).
     Ok(DEFAULT.get_or_init(|| stack))
 }
+
+/// The README's Rust tour, compiled and run as a doctest so that it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeTour;
