@@ -364,6 +364,21 @@ impl State {
         })
     }
 
+    /// The addresses left the pool while sockets held them: their leases are lost (they stop
+    /// counting for quotas but stay until released); returns an `AddressLost` event for each.
+    fn lose(&mut self, gone: &[(AddrId, Entry)]) -> Vec<Event> {
+        let ids: Vec<AddrId> = gone.iter().map(|(id, _)| *id).collect();
+        let mut events = Vec::new();
+        for id in self.leases_on(&ids) {
+            if let Some(Status::Held { address, .. }) = self.lease(id).map(|e| &e.status) {
+                let address = *address;
+                self.set_dead(id, Status::Lost { address });
+                events.push(self.event(EventKind::AddressLost, id));
+            }
+        }
+        events
+    }
+
     /// Every live lease on one of `addrs`.
     fn leases_on(&self, addrs: &[AddrId]) -> Vec<LeaseId> {
         self.leases
@@ -1134,16 +1149,7 @@ impl Stack {
         let (sweep, events) = {
             let mut st = inner.state.lock().unwrap();
             let sweep = st.pool.sweep(now);
-            let mut events = Vec::new();
-            let lost: Vec<AddrId> = sweep.lost.iter().map(|(id, _)| *id).collect();
-            for id in st.leases_on(&lost) {
-                let address = match st.lease(id).map(|e| &e.status) {
-                    Some(Status::Held { address, .. }) => *address,
-                    _ => continue,
-                };
-                st.set_dead(id, Status::Lost { address });
-                events.push(st.event(EventKind::AddressLost, id));
-            }
+            let mut events = st.lose(&sweep.lost);
             for id in st.leases_on(&sweep.deprecated) {
                 let mut ev = st.event(EventKind::AddressDeprecated, id);
                 if let Some(Status::Held { addr, .. }) = st.lease(id).map(|e| &e.status) {
@@ -1278,15 +1284,7 @@ impl Stack {
             let mut st = inner.state.lock().unwrap();
             st.stats.moves += 1;
             let (lost, released, deprecated) = st.pool.host_moved(now, info.grace);
-            let lost_ids: Vec<AddrId> = lost.iter().map(|(id, _)| *id).collect();
-            let mut events = Vec::new();
-            for id in st.leases_on(&lost_ids) {
-                if let Some(Status::Held { address, .. }) = st.lease(id).map(|e| &e.status) {
-                    let address = *address;
-                    st.set_dead(id, Status::Lost { address });
-                    events.push(st.event(EventKind::AddressLost, id));
-                }
-            }
+            let events = st.lose(&lost);
             report.lost = events.len();
             drop(st);
             inner.events.push_all(events);
